@@ -1,0 +1,1 @@
+"""Task packages (GAN, NAS, adversarial training, style transfer) built on `sabn`."""

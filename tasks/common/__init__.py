@@ -1,0 +1,1 @@
+"""Machinery shared by every task: configs, runtime, checkpoints, logging, data, metrics, tables."""
