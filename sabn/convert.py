@@ -10,7 +10,6 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from .layers import (
-    CONDITIONAL_LAYERS,
     AuxBatchNorm2d,
     CategoricalConditionalBatchNorm2d,
     Condition,
@@ -23,8 +22,8 @@ CONVERT_VARIANTS = ("ccbn", "sabn", "auxbn", "saauxbn")
 
 
 def conditional_layers(model: nn.Module) -> list[ConditionalNorm]:
-    """Every layer of ``model`` that takes a condition id, in module order."""
-    return [m for m in model.modules() if isinstance(m, CONDITIONAL_LAYERS)]
+    """Every layer of ``model`` that takes a condition id (any :class:`ConditionalNorm`), in module order."""
+    return [m for m in model.modules() if isinstance(m, ConditionalNorm)]
 
 
 def set_condition(model: nn.Module, y: Condition | None) -> int:
@@ -66,7 +65,7 @@ def _replace_modules(model: nn.Module, select, build) -> tuple[nn.Module, int]:
     layers (whose inner BatchNorms are part of them). Returns the model (or its replacement) and the count."""
     if select(model):
         return build(model), 1
-    if isinstance(model, CONDITIONAL_LAYERS):
+    if isinstance(model, ConditionalNorm):
         return model, 0
     count = 0
     for name, child in list(model.named_children()):

@@ -59,7 +59,7 @@ def _check_name(name: str) -> None:
 def build_norm(name: str, num_features: int, **kwargs) -> nn.Module:
     """Build the normalisation layer registered as ``name`` for ``num_features`` channels.
 
-    Conditional layers need ``num_conditions``; plain ones (``bn``, ``in``, ``adain``, ``saadain``) ignore the
+    Conditional layers need ``num_conditions``; plain ones (``bn``, ``in``, ``none``, ``adain``, ``saadain``) ignore the
     conditional-only keywords (:data:`CONDITIONAL_KWARGS`) so one call builds any variant. Any other keyword goes
     to the layer's constructor.
 
@@ -77,6 +77,12 @@ def build_norm(name: str, num_features: int, **kwargs) -> nn.Module:
 @register_norm("bn")
 def _bn(num_features: int, **kwargs) -> nn.Module:
     return nn.BatchNorm2d(num_features, **kwargs)
+
+
+@register_norm("none")
+def _none(num_features: int, **kwargs) -> nn.Module:
+    """No normalisation (for ablations): an identity with the same call signature as the plain norms."""
+    return nn.Identity()
 
 
 @register_norm("in")
