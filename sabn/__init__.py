@@ -3,6 +3,7 @@
 This package imports only torch. See the README's "The layers" section for a tour.
 """
 
+from . import analysis, mimicnorm
 from .convert import CONVERT_VARIANTS, conditional_layers, conditioned, convert, fold, set_condition
 from .layers import (
     CONDITIONAL_LAYERS,
@@ -35,6 +36,7 @@ __all__ = [
     "SandwichBatchNorm2d",
     "SandwichInstanceNorm2d",
     "adaptive_instance_norm",
+    "analysis",
     "build_norm",
     "calc_mean_std",
     "conditional_layers",
@@ -42,6 +44,7 @@ __all__ = [
     "convert",
     "fold",
     "is_conditional",
+    "mimicnorm",
     "norm_names",
     "register_norm",
     "set_condition",

@@ -18,7 +18,7 @@ from .layers import (
     SandwichBatchNorm2d,
 )
 
-CONVERT_VARIANTS = ("ccbn", "sabn", "auxbn", "saauxbn")
+CONVERT_VARIANTS = ("ccbn", "sabn", "auxbn", "saauxbn", "mimicnorm")
 
 
 def conditional_layers(model: nn.Module) -> list[ConditionalNorm]:
@@ -133,17 +133,28 @@ def _from_bn(bn: _BatchNorm, variant: str, num_conditions: int) -> ConditionalNo
     return layer
 
 
-def convert(model: nn.Module, variant: str, num_conditions: int) -> nn.Module:
+def convert(model: nn.Module, variant: str, num_conditions: int | None = None, **kwargs) -> nn.Module:
     """Replace every BatchNorm of ``model`` (1d/2d/3d/SyncBatchNorm) by the conditional ``variant``, in place.
 
     The BN's running statistics and affine are carried over — into the shared affine for ``sabn``/``saauxbn``
     (independent affines start at the identity), into every condition's affine for ``ccbn``/``auxbn``, and into
     every branch's statistics for the ``aux`` variants — so the converted model computes exactly the same function
     as before for every condition. Feed the condition with :func:`conditioned`. Returns the model.
+
+    ``variant="mimicnorm"`` instead removes every BN and adds weight-centred convolutions and one BN on the logits
+    (:func:`sabn.mimicnorm.to_mimicnorm`; pass ``num_classes=`` and its options as keywords).
     """
     if variant not in CONVERT_VARIANTS:
         raise ValueError(f"unknown conversion variant {variant!r}; valid: {', '.join(CONVERT_VARIANTS)}")
-    if num_conditions < 1:
+    if variant == "mimicnorm":
+        from .mimicnorm import to_mimicnorm
+
+        if "num_classes" not in kwargs:
+            raise ValueError("convert(model, 'mimicnorm', ...) needs num_classes=")
+        return to_mimicnorm(model, **kwargs)
+    if kwargs:
+        raise TypeError(f"convert({variant!r}) takes no options {sorted(kwargs)}")
+    if num_conditions is None or num_conditions < 1:
         raise ValueError(f"num_conditions must be >= 1, got {num_conditions}")
     model, count = _replace_modules(
         model, lambda m: isinstance(m, _BatchNorm), lambda m: _from_bn(m, variant, num_conditions)

@@ -66,6 +66,14 @@ def _init_scale_shift(weight: Tensor, bias: Tensor, init_std: float) -> None:
         bias.zero_()
 
 
+def _cat_grads(weight: Tensor, bias: Tensor) -> Tensor | None:
+    if weight.grad is None and bias.grad is None:
+        return None
+    gw = torch.zeros_like(weight) if weight.grad is None else weight.grad
+    gb = torch.zeros_like(bias) if bias.grad is None else bias.grad
+    return torch.cat([gw, gb]).detach()
+
+
 def _as_channel_view(v: Tensor, ndim: int) -> Tensor:
     """(C,) -> (1, C, 1, ...) or (N, C) -> (N, C, 1, ...) so it broadcasts over spatial dimensions."""
     if v.dim() == 1:
@@ -108,6 +116,10 @@ class ConditionalNorm(nn.Module):
         self.num_conditions = int(num_conditions)
         # Set by sabn.conditioned()/set_condition(); used when forward() gets no explicit condition.
         self._condition: Condition | None = None
+        # sabn.analysis: while _recording, forward marks the conditions it sees in _present (a bool mask over K);
+        # when not recording the hot path pays one attribute check and nothing else.
+        self._recording = False
+        self._present: Tensor | None = None
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, num_conditions={self.num_conditions}"
@@ -150,6 +162,12 @@ class ConditionalNorm(nn.Module):
             raise ValueError(f"{self._name()}: condition id {y} is out of range [0, {k})")
         return int(y)
 
+    def _record_present(self, y: Condition) -> None:
+        if isinstance(y, int):
+            self._present[y] = True
+        elif y.numel():
+            self._present |= torch.bincount(y, minlength=self.num_conditions).to(self._present.device) > 0
+
     def forward(self, x: Tensor, y: Condition | None = None) -> Tensor:
         if x.dim() < 2 or x.shape[1] != self.num_features:
             raise ValueError(
@@ -158,6 +176,8 @@ class ConditionalNorm(nn.Module):
         if self.needs_spatial and x.dim() < 3:
             raise ValueError(f"{self._name()}: instance statistics need spatial dimensions, got {tuple(x.shape)}")
         y = self.resolve_condition(y, x.shape[0])
+        if self._recording:
+            self._record_present(y)
         if x.dim() == 4:
             return self._forward4d(x, y)
         # BN statistics are taken over N and every spatial position, so flattening the spatial dimensions into
@@ -206,6 +226,16 @@ class ConditionalNorm(nn.Module):
         """
         gamma, beta = self._conditional_rows(self.embed, y)
         return gamma * self.shared_weight, torch.addcmul(beta, gamma, self.shared_bias)
+
+    def condition_affine_grads(self) -> Tensor | None:
+        """The gradient of each condition's independent affine, one row (scale grads, shift grads) per condition,
+        shape (K, 2C); None before any backward pass. Used by :mod:`sabn.analysis`."""
+        grad = self.embed.weight.grad
+        return None if grad is None else grad.detach()
+
+    def shared_affine_grads(self) -> Tensor | None:
+        """The gradient of the shared affine (scale grads, shift grads), shape (2C,); None for layers without one."""
+        return None
 
     @staticmethod
     def _affine(h: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
@@ -283,6 +313,9 @@ class SandwichBatchNorm2d(ConditionalNorm):
         _init_scale_shift(self.bn.weight, self.bn.bias, self.shared_init_std)
         _init_affine_rows(self.embed, self.num_features, self.init_std)
 
+    def shared_affine_grads(self) -> Tensor | None:
+        return _cat_grads(self.bn.weight, self.bn.bias)
+
     @property
     def shared_weight(self) -> Tensor:
         return self.bn.weight
@@ -320,6 +353,13 @@ class AuxBatchNorm2d(ConditionalNorm):
         for bn in self.bn_list:
             bn.reset_running_stats()
             _init_scale_shift(bn.weight, bn.bias, self.init_std)
+
+    def condition_affine_grads(self) -> Tensor | None:
+        rows = [_cat_grads(bn.weight, bn.bias) for bn in self.bn_list]
+        if all(r is None for r in rows):
+            return None
+        like = next(r for r in rows if r is not None)
+        return torch.stack([torch.zeros_like(like) if r is None else r for r in rows])
 
     def _forward4d(self, x: Tensor, y: Condition) -> Tensor:
         if isinstance(y, int):
@@ -361,6 +401,9 @@ class SandwichAuxBatchNorm2d(ConditionalNorm):
             bn.reset_running_stats()
         _init_scale_shift(self.shared_weight, self.shared_bias, self.shared_init_std)
         _init_affine_rows(self.embed, self.num_features, self.init_std)
+
+    def shared_affine_grads(self) -> Tensor | None:
+        return _cat_grads(self.shared_weight, self.shared_bias)
 
     def _forward4d(self, x: Tensor, y: Condition) -> Tensor:
         scale, shift = self._sandwich_affine(y)
@@ -420,6 +463,9 @@ class SandwichInstanceNorm2d(ConditionalNorm):
             self.norm.reset_running_stats()
         _init_scale_shift(self.shared_weight, self.shared_bias, self.shared_init_std)
         _init_affine_rows(self.embed, self.num_features, self.init_std)
+
+    def shared_affine_grads(self) -> Tensor | None:
+        return _cat_grads(self.shared_weight, self.shared_bias)
 
     def _forward4d(self, x: Tensor, y: Condition) -> Tensor:
         return self._affine(self.norm(x), *self._sandwich_affine(y))

@@ -73,7 +73,7 @@ def test_converted_resnet18_trains():
 
 
 def test_convert_rejects_unknown_variant_and_models_without_bn():
-    with pytest.raises(ValueError, match="valid: ccbn, sabn, auxbn, saauxbn"):
+    with pytest.raises(ValueError, match="valid: ccbn, sabn, auxbn, saauxbn, mimicnorm"):
         sabn.convert(nn.BatchNorm2d(3), "xbn", 2)
     with pytest.raises(ValueError, match="no BatchNorm"):
         sabn.convert(nn.Linear(3, 3), "sabn", 2)

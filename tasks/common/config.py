@@ -83,6 +83,14 @@ class CheckpointConfig:
 
 
 @dataclass
+class AnalysisConfig:
+    # Steps between measurements of gradient balance/diversity of the conditional affines (sabn.analysis); 0 = off,
+    # and then nothing is recorded or computed.
+    every: int = 0
+    per_layer_max: int = 32  # log per-layer values when the model has at most this many conditional layers
+
+
+@dataclass
 class DebugConfig:
     # Simulate a crash (SIGKILL) right after this step, to exercise resuming. Not part of the config hash.
     kill_at_step: int | None = None
@@ -101,6 +109,7 @@ class RunConfig:
     norm: NormConfig = field(default_factory=NormConfig)
     data: DataConfig = field(default_factory=DataConfig)
     ckpt: CheckpointConfig = field(default_factory=CheckpointConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     debug: DebugConfig = field(default_factory=DebugConfig)
 
 

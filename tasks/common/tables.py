@@ -12,6 +12,9 @@ The paper's numbers and the layout of each table live in one data file, ``conf/p
         - {label: "SNGAN", exp: sngan_ccbn, paper: {is: 8.76}}
         - {label: "SNGAN-SaBN", exp: sngan_sabn, paper: {is: 8.89}, match: {norm: sabn}}
 
+A column with ``ratio: true`` shows mean(row) / mean(row's ``baseline`` experiment) of its metric (e.g. memory
+of MimicNorm over BN); rows without a ``baseline`` show "—" there.
+
 ``match`` (optional, on a row or a column) filters results by top-level results.json fields, e.g. a column
 ``{metric: nb201_test_acc, match: {dataset: CIFAR-100}}`` takes its runs from CIFAR-100 searches only. A row may
 also carry ``overrides`` (extra command-line overrides used by ``scripts/reproduce.py`` for that row). Cells computed with a stand-in are marked
@@ -93,6 +96,11 @@ def render(name: str, spec: dict[str, Any], results: list[dict[str, Any]], scale
             cell = Cell()
             col_match = col.get("match", {})
             col_rows = [r for r in rows if all(r.get(k) == v for k, v in col_match.items())]
+            if col.get("ratio"):
+                base = [r for r in results if r.get("exp") == row.get("baseline")
+                        and all(r.get(k) == v for k, v in {**match, **col_match}.items())]
+                cells.append(_ratio(col_rows, base, metric, digits))
+                continue
             for r in sorted(col_rows, key=lambda r: r.get("seed", 0)):
                 m = r.get("metrics", {}).get(metric)
                 if not m or m.get("value") is None:
@@ -119,6 +127,16 @@ def render(name: str, spec: dict[str, Any], results: list[dict[str, Any]], scale
     if not results:
         lines.append("- no results found yet: run the experiments first")
     return "\n".join(lines) + "\n"
+
+
+def _ratio(rows: list[dict[str, Any]], base: list[dict[str, Any]], metric: str, digits: int) -> str:
+    def mean(rs: list[dict[str, Any]]) -> float | None:
+        vals = [r["metrics"][metric]["value"] for r in rs
+                if r.get("metrics", {}).get(metric, {}).get("value") is not None]
+        return statistics.fmean(vals) if vals else None
+
+    a, b = mean(rows), mean(base)
+    return "—" if a is None or not b else f"{a / b:.{digits}f}"
 
 
 def make_table(name: str, runs_root: str | Path = "runs", scale: str | None = None,

@@ -61,3 +61,20 @@ def test_the_papers_tables_file_is_well_formed():
         metrics = {c.get("key", c["metric"]) for c in spec["columns"]}
         for row in spec["rows"]:
             assert set(row.get("paper") or {}) <= metrics, (name, row["label"])
+
+
+def test_ratio_columns_divide_by_the_baseline_row(tmp_path):
+    spec = {"m": {"title": "t", "task": "toy", "columns": [
+        {"metric": "mem", "label": "mem", "digits": 0},
+        {"metric": "mem", "key": "ratio", "label": "ratio", "digits": 3, "ratio": True}],
+        "rows": [{"label": "BN", "exp": "a"}, {"label": "Mimic", "exp": "b", "baseline": "a", "paper": {"ratio": 0.9}}]}}
+    specs = tmp_path / "t.yaml"
+    specs.write_text(yaml.safe_dump(spec))
+    for exp, seed, mem in (("a", 0, 100.0), ("a", 1, 110.0), ("b", 0, 84.0)):
+        d = tmp_path / "runs" / exp / str(seed)
+        d.mkdir(parents=True)
+        write_results(d / "results.json", task="toy", exp=exp, scale="demo", seed=seed, model="m", norm="n",
+                      dataset="d", steps=1, metrics={"mem": Metric(mem)})
+    text = make_table("m", tmp_path / "runs", "demo", specs)
+    assert "| BN | — | 105 ± 7 (n=2) | — | — |" in text
+    assert "| Mimic | — | 84 (n=1) | 0.900 | 0.800 |" in text
