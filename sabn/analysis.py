@@ -69,24 +69,29 @@ def diversity(vectors: Tensor, eps: float = 1e-12) -> float | None:
     return float(cos[iu[0], iu[1]].mean())
 
 
+def stats_from_grads(name: str, grads: Tensor, present: Tensor | None = None,
+                     shared: Tensor | None = None) -> LayerGradStats:
+    """Statistics of per-condition gradient rows ``grads`` (K, D) over the conditions in ``present`` (bool mask over
+    K; default all); ``shared`` is the shared affine's gradient, if any."""
+    if present is None:
+        present = torch.ones(grads.shape[0], dtype=torch.bool, device=grads.device)
+    idx = torch.nonzero(present.to(grads.device), as_tuple=False).flatten()
+    rows = grads[idx].double()
+    norms = rows.norm(dim=1)
+    return LayerGradStats(
+        name=name, conditions=idx.tolist(), grad_norms=norms.tolist(), balance=balance(norms),
+        diversity=diversity(rows), shared_grad_norm=None if shared is None else float(shared.double().norm()),
+    )
+
+
 def layer_stats(name: str, layer: ConditionalNorm, present: Tensor | None = None) -> LayerGradStats | None:
     """Statistics of one layer from its current ``.grad`` values; ``present`` (bool mask over K) selects the
     conditions (default: those the layer recorded, else all). None when the layer has no gradient yet."""
     grads = layer.condition_affine_grads()
     if grads is None:
         return None
-    if present is None:
-        present = layer._present
-    if present is None:
-        present = torch.ones(grads.shape[0], dtype=torch.bool, device=grads.device)
-    idx = torch.nonzero(present.to(grads.device), as_tuple=False).flatten()
-    rows = grads[idx].double()
-    norms = rows.norm(dim=1)
-    shared = layer.shared_affine_grads()
-    return LayerGradStats(
-        name=name, conditions=idx.tolist(), grad_norms=norms.tolist(), balance=balance(norms),
-        diversity=diversity(rows), shared_grad_norm=None if shared is None else float(shared.double().norm()),
-    )
+    return stats_from_grads(name, grads, layer._present if present is None else present,
+                            layer.shared_affine_grads())
 
 
 def gradient_stats(model: nn.Module) -> list[LayerGradStats]:

@@ -21,7 +21,7 @@ so official checkpoints load strictly and checkpoints written here load into the
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import sabn
+from tasks.common import errors as common_errors
 
 #: The norm variants of the paper's adversarial experiment.
 ADV_NORMS = ("bn", "auxbn", "saauxbn")
@@ -43,8 +44,12 @@ _STAGES = ((1, 1), (2, 2), (4, 2), (8, 2))
 _BLOCKS_PER_STAGE = 2
 
 
-class CheckpointError(ValueError):
-    """A checkpoint file is missing, unreadable, or does not fit the model; the message says which and why."""
+class CheckpointError(common_errors.CheckpointError):
+    """A checkpoint file is missing, unreadable, or does not fit the model; the message says which and why.
+
+    A :class:`tasks.common.errors.CheckpointError` (hence a ``UserError``): entry points print it as one line and
+    exit with status 2.
+    """
 
 
 class Normalize(nn.Module):
@@ -81,8 +86,11 @@ def _official_saauxbn_state(module: nn.Module, state_dict: dict[str, Any], prefi
     state_dict[key] = torch.cat([state_dict[key], shared_row.to(state_dict[key])], dim=0)
 
 
-def _make_norm(norm: str, channels: int, num_branches: int) -> nn.Module:
-    layer = sabn.build_norm(norm, channels, num_conditions=num_branches)
+NormLayer = Callable[[int], nn.Module]
+
+
+def _make_norm(norm: str, channels: int, num_branches: int, norm_layer: NormLayer | None = None) -> nn.Module:
+    layer = sabn.build_norm(norm, channels, num_conditions=num_branches) if norm_layer is None else norm_layer(channels)
     if isinstance(layer, sabn.SandwichAuxBatchNorm2d):
         layer.register_state_dict_post_hook(_official_saauxbn_state)
     return layer
@@ -91,12 +99,13 @@ def _make_norm(norm: str, channels: int, num_branches: int) -> nn.Module:
 class PreActBlock(nn.Module):
     """Pre-activation basic block: relu(bn1(x)) feeds both conv1 and (when shapes change) the 1×1 shortcut."""
 
-    def __init__(self, in_planes: int, planes: int, stride: int, norm: str, num_branches: int) -> None:
+    def __init__(self, in_planes: int, planes: int, stride: int, norm: str, num_branches: int,
+                 norm_layer: NormLayer | None = None) -> None:
         super().__init__()
         # Attribute order = official state-dict order (bn1, conv1, bn2, conv2, shortcut).
-        self.bn1 = _make_norm(norm, in_planes, num_branches)
+        self.bn1 = _make_norm(norm, in_planes, num_branches, norm_layer)
         self.conv1 = nn.Conv2d(in_planes, planes, kernel_size=3, stride=stride, padding=1, bias=False)
-        self.bn2 = _make_norm(norm, planes, num_branches)
+        self.bn2 = _make_norm(norm, planes, num_branches, norm_layer)
         self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=1, padding=1, bias=False)
         self.shortcut: nn.Module | None = None
         if stride != 1 or in_planes != planes:
@@ -119,6 +128,9 @@ class PreActResNet18(nn.Module):
         base_width: channels of the stem and the first stage (official 64); stages use 1/2/4/8 × this.
         mean, std: per-channel input normalisation (ImageNet by default); their length sets the input channels.
         num_branches: BN branches of the conditional variants (official 2: clean, adversarial).
+        norm_layer: ``f(channels) -> layer`` building every norm layer (e.g. ``tasks.common.norms.norm_factory`` of
+            the ``norm`` config, to pass eps, momentum and init stds); it must build the ``norm`` variant with
+            ``num_branches`` conditions. Default: ``sabn.build_norm`` with the official settings.
 
     The model starts on branch 0 (clean). ``forward(x)`` uses the active branch; ``forward(x, branch=b)`` runs
     this one call through branch ``b``.
@@ -132,6 +144,7 @@ class PreActResNet18(nn.Module):
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
         num_branches: int = 2,
+        norm_layer: NormLayer | None = None,
     ) -> None:
         super().__init__()
         if norm not in ADV_NORMS:
@@ -151,7 +164,7 @@ class PreActResNet18(nn.Module):
             planes = base_width * mult
             blocks = []
             for b in range(_BLOCKS_PER_STAGE):
-                blocks.append(PreActBlock(in_planes, planes, stride if b == 0 else 1, norm, num_branches))
+                blocks.append(PreActBlock(in_planes, planes, stride if b == 0 else 1, norm, num_branches, norm_layer))
                 in_planes = planes
             self.add_module(f"layer{i}", nn.Sequential(*blocks))
         self.linear = nn.Linear(in_planes, num_classes)

@@ -9,12 +9,14 @@ with exit status 2 and no traceback. Multirun (``-m``) and Hydra's own flags go 
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import importlib
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import hydra
 from hydra import compose, initialize_config_dir
@@ -164,3 +166,22 @@ def run_guarded(task: str, run: Callable[[DictConfig], Any], cfg: DictConfig) ->
         print(f"{task}: this run has already finished; results are in {e.run_dir}/results.json "
               "(pass run_dir=... or delete that folder to train again)")
         return None
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line (``error: ...``) and exit status 2, like the task entry points."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {message} (see --help)", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
+
+
+def main_guarded(main: Callable[[], int | None]) -> NoReturn:
+    """Run a command-line ``main()`` (the tools beside the training entry points); expected errors become one line
+    and exit status 2."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        sys.exit(main())
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)

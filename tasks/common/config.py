@@ -87,6 +87,7 @@ class AnalysisConfig:
     # Steps between measurements of gradient balance/diversity of the conditional affines (sabn.analysis); 0 = off,
     # and then nothing is recorded or computed.
     every: int = 0
+    window: int = 1  # steps whose per-condition gradients are summed into one measurement (NAS: one condition/step)
     per_layer_max: int = 32  # log per-layer values when the model has at most this many conditional layers
 
 

@@ -337,9 +337,12 @@ class BatchStream:
         epoch, within = divmod(self.consumed, self.batches_per_epoch)
         self.sampler.set_epoch(epoch, start=within * self.local_batch)
         self.dataset.epoch = epoch
+        # The DataLoader draws its workers' base seed from `generator`; without one it would draw from the global
+        # RNG whenever an epoch opens, and a resumed run (which opens an epoch mid-way) would then diverge.
+        g = torch.Generator().manual_seed(self.sampler.seed * 100_003 + epoch)
         self._it = iter(DataLoader(
             self.dataset, batch_size=self.local_batch, sampler=self.sampler, drop_last=True,
-            num_workers=self.num_workers, pin_memory=self.pin_memory,
+            num_workers=self.num_workers, pin_memory=self.pin_memory, generator=g,
         ))
 
     def __iter__(self) -> BatchStream:

@@ -166,6 +166,10 @@ class Run:
         """Restore ``objects`` (and the RNG states) from the newest good checkpoint; returns the step to continue
         after (0 for a fresh run)."""
         if not bool(self.cfg.ckpt.resume):
+            if self.ckpt.paths():
+                # starting over would interleave new checkpoints with the old run's: refuse, keep what is saved
+                raise UserError(f"ckpt.resume=false but {self.ckpt.folder} already holds checkpoints; pass another "
+                                "run_dir=... (or delete that folder) to start a new run")
             return 0
         state = self._load_latest_on_all_ranks()
         if state is None:

@@ -26,6 +26,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from tasks.common import errors
+
 #: Where wrapped generator weights are looked for, in order of preference (EMA first).
 GENERATOR_KEYS = (
     "avg_gen_state_dict", "gen_ema", "G_ema", "ema", "generator_ema",
@@ -33,8 +35,8 @@ GENERATOR_KEYS = (
 )
 
 
-class CheckpointError(ValueError):
-    """A generator checkpoint is missing, unreadable, or does not fit the model."""
+class CheckpointError(errors.CheckpointError):
+    """A generator checkpoint is missing, unreadable, or does not fit the model (a user error: one line, exit 2)."""
 
 
 def _is_state_dict(obj: Any) -> bool:
@@ -58,15 +60,18 @@ def _read(path: Path) -> Any:
         raise CheckpointError(f"cannot read generator checkpoint {path}: {reason}") from e
 
 
-def _find_state_dict(obj: Any, key: str | None, where: str) -> Mapping[str, Tensor]:
+def find_generator_state_dict(obj: Any, key: str | None = None,
+                              where: str = "the given checkpoint") -> tuple[str | None, Mapping[str, Tensor]]:
+    """(the entry it was found under or None for a plain state dict, the generator state dict) of a loaded
+    checkpoint object; ``key`` names the entry to use."""
     if key is not None:
         if not isinstance(obj, Mapping) or key not in obj:
             raise CheckpointError(f"{where} has no entry {key!r}")
         if not _is_state_dict(obj[key]):
             raise CheckpointError(f"{where}[{key!r}] is not a state dict of tensors")
-        return obj[key]
+        return key, obj[key]
     if _is_state_dict(obj):
-        return obj
+        return None, obj
     if isinstance(obj, Mapping):
         containers = [obj]
         if isinstance(obj.get("objects"), Mapping):  # the suite's checkpoint format
@@ -74,7 +79,7 @@ def _find_state_dict(obj: Any, key: str | None, where: str) -> Mapping[str, Tens
         for container in containers:
             for name in GENERATOR_KEYS:
                 if _is_state_dict(container.get(name)):
-                    return container[name]
+                    return name, container[name]
         keys = ", ".join(map(str, list(obj)[:12]))
         raise CheckpointError(f"{where} holds no generator state dict (top-level keys: {keys}); pass key=...")
     raise CheckpointError(f"{where} holds a {type(obj).__name__}, not a state dict")
@@ -139,7 +144,7 @@ def load_generator_checkpoint(
     else:
         where = "the given checkpoint"
         obj = source
-    sd = _strip_prefix(_find_state_dict(obj, key, where), model)
+    sd = _strip_prefix(find_generator_state_dict(obj, key, where)[1], model)
     _check_fit(sd, model, where)
     try:
         model.load_state_dict(sd, strict=True)

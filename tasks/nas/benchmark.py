@@ -94,7 +94,7 @@ def resolve_archive_dir(path: str | os.PathLike) -> Path:
     raise BenchmarkError(
         f"NAS-Bench-201 benchmark not found at {root}: expected the NATS-Bench fast-mode folder {TSS_SIMPLE_DIR}/ "
         f"(with {META_FILE}) there or inside it; extract {TSS_SIMPLE_DIR}.tar from the NATS-Bench release into it, "
-        "or set the benchmark path to null to search without the look-up"
+        "or set nas.benchmark_path=null to search without the look-up"
     )
 
 

@@ -26,12 +26,16 @@ import json
 import os
 import pickle
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+import torchvision
 from PIL import Image
 from torch.utils.data import Dataset
+from torchvision.transforms import v2
 
 from tasks.common.errors import UserError
 
@@ -70,7 +74,7 @@ def load_split_file(path: str | os.PathLike) -> dict[str, list[int]]:
     if not path.is_file():
         raise SplitFileError(
             f"NB201 split file not found: {path}; it ships with NAS-Bench-201 (configs/nas-benchmark/, "
-            "also in shared/data/nb201-splits/) — point the split directory setting at the folder holding it"
+            "also in shared/data/nb201-splits/) — set nas.split_dir (or $NB201_SPLITS) to the folder holding it"
         )
     try:
         raw = json.loads(path.read_text())
@@ -195,7 +199,8 @@ class ImageNet16(Dataset):
 
 
 def register_imagenet16_120() -> None:
-    """Add ``imagenet16-120`` to the shared dataset registry (split ``train`` = train batches, ``test`` = val_data)."""
+    """Add ``imagenet16-120`` to the shared dataset registry (split ``train`` = train batches, ``test`` = val_data;
+    NB201's normalisation statistics; ``image_size`` other than 16 resizes)."""
     from tasks.common import data as common_data
 
     if "imagenet16-120" in common_data.dataset_names():
@@ -203,13 +208,109 @@ def register_imagenet16_120() -> None:
 
     @common_data.register_dataset("imagenet16-120")
     def imagenet16_120(root: str, split: str = "train", download: bool = False,
-                       transform: Callable | None = None) -> common_data.LabelledImages:
+                       transform: Callable | None = None, image_size: int = 16) -> common_data.LabelledImages:
         if download:
             raise UserError("ImageNet16-120 cannot be downloaded automatically; set data.download=false and point "
                             "data.root at the extracted ImageNet16 folder")
         ds = ImageNet16(root, train=split == "train", num_classes=120)
-        info = common_data.DatasetInfo("ImageNet16-120", 120, 16, 3)
+        if image_size != 16:
+            resize = torchvision.transforms.Resize(image_size, antialias=True)
+            transform = resize if transform is None else torchvision.transforms.Compose([resize, transform])
+        info = common_data.DatasetInfo("ImageNet16-120", 120, image_size, 3, IMAGENET16_MEAN, IMAGENET16_STD)
         return common_data.LabelledImages(ds, ds.targets, info, transform)
+
+
+# --- the search data: which samples feed the w-step, the α-step and the supernet accuracy ---------------------------
+
+#: Registry names of the datasets searched with NB201's split files: (SEARCH_SPLITS key, set the α split indexes).
+NB201_SEARCH_SETS: dict[str, tuple[str, str]] = {
+    "cifar10": ("cifar10", "train"),  # α on the `valid` half of the train set, w on the `train` half
+    "cifar100": ("cifar100", "test"),  # α on the `xvalid` half of the test set, w on the whole train set
+    "imagenet16-120": ("ImageNet16-120", "test"),  # α on the `xvalid` half of val_data, w on the whole train set
+}
+
+
+class TransformedSubset(Dataset):
+    """``dataset[indices[i]]`` with ``transform`` applied to the image (one loaded dataset, several views)."""
+
+    def __init__(self, dataset: Dataset, indices: Sequence[int], transform: Callable | None) -> None:
+        self.dataset, self.indices, self.transform = dataset, list(indices), transform
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        image, label = self.dataset[self.indices[i]]
+        return (image if self.transform is None else self.transform(image)), label
+
+
+@dataclass
+class SearchData:
+    """The three views of the data a search uses.
+
+    ``weights``: w-step samples; ``arch``: α-step samples (both with the search augmentation, as NB201's
+    ``SearchDataset``); ``valid``: the α samples with the test transform (supernet accuracy every epoch);
+    ``info``: the dataset's :class:`~tasks.common.data.DatasetInfo`; ``protocol``: which samples feed what, in words.
+    """
+
+    weights: Dataset
+    arch: Dataset
+    valid: Dataset
+    info: Any
+    protocol: dict[str, str]
+
+
+def search_transforms(image_size: int, mean: Sequence[float], std: Sequence[float], flip: bool = True,
+                      crop_padding: int | None = None) -> tuple[Callable, Callable]:
+    """(augmentation, test transform) of NB201's search: flip → random crop (padding ``image_size // 8``: 4 at
+    32 px, 2 at 16 px, unless given) → normalise; the test transform only normalises. Inputs are [0, 1] tensors."""
+    padding = image_size // 8 if crop_padding is None else int(crop_padding)
+    normalize = v2.Normalize(list(mean), list(std))
+    aug: list[Callable] = [v2.RandomHorizontalFlip()] if flip else []
+    if padding > 0:
+        aug.append(v2.RandomCrop(image_size, padding=padding))
+    return v2.Compose([*aug, normalize]), normalize
+
+
+def build_search_data(name: str, root: str, image_size: int, split_dir: str | os.PathLike,
+                      download: bool = False, flip: bool = True, crop_padding: int | None = None,
+                      holdout_fraction: float = 0.5, split_seed: int = 0) -> SearchData:
+    """The search data of dataset ``name`` (a registry name).
+
+    CIFAR-10, CIFAR-100 and ImageNet16-120 use NB201's split files from ``split_dir`` (reference_repos.md §3.3);
+    any other dataset (``digits``, ``imagefolder``) holds out ``holdout_fraction`` of its train set for α with a
+    fixed random split (``split_seed``).
+    """
+    from tasks.common import data as common_data
+
+    register_imagenet16_120()
+    train = common_data.build_dataset(name, root, "train", download, image_size=image_size)
+    info = train.info
+    aug, plain = search_transforms(image_size, info.mean, info.std, flip, crop_padding)
+    if name in NB201_SEARCH_SETS:
+        key, arch_set = NB201_SEARCH_SETS[name]
+        filename, (first, second) = SEARCH_SPLITS[key]
+        holder = train if arch_set == "train" else common_data.build_dataset(name, root, "test", False,
+                                                                             image_size=image_size)
+        splits = load_search_split(split_dir, key, dataset_size=len(holder))
+        if arch_set == "train":
+            weight_idx, arch_idx = splits[first], splits[second]
+            weights_text = f"{info.name} train, `{first}` half of {filename} ({len(weight_idx)} images)"
+            arch_text = f"{info.name} train, `{second}` half of {filename} ({len(arch_idx)} images)"
+        else:
+            weight_idx, arch_idx = list(range(len(train))), splits[first]
+            weights_text = f"{info.name} train, all {len(weight_idx)} images"
+            arch_text = f"{info.name} test, `{first}` half of {filename} ({len(arch_idx)} images)"
+    else:
+        holder = train
+        weight_idx, arch_idx = common_data.split_indices(len(train), round(holdout_fraction * len(train)), split_seed)
+        weights_text = f"{info.name} train minus the held-out part ({len(weight_idx)} images)"
+        arch_text = (f"{info.name} train, held out: {len(arch_idx)} images (fixed random split, "
+                     f"seed {split_seed})")
+    protocol = {"weights_data": weights_text, "alpha_data": f"{arch_text}, search augmentation",
+                "valid_data": f"{arch_text}, test transform"}
+    return SearchData(TransformedSubset(train, weight_idx, aug), TransformedSubset(holder, arch_idx, aug),
+                      TransformedSubset(holder, arch_idx, plain), info, protocol)
 
 
 # --- test fixtures in the real formats -------------------------------------------------------------------------------

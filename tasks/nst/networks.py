@@ -29,15 +29,17 @@ from torch import Tensor, nn
 
 import sabn
 from sabn import Condition
+from tasks.common import errors
 
 # ---------------------------------------------------------------------------------------------------------------
 # Errors
 
 
-class CheckpointError(ValueError):
+class CheckpointError(errors.CheckpointError):
     """A weights file is missing, unreadable or does not fit the network; the message names the fix.
 
-    Local for now; meant to become (or subclass) the shared machinery's checkpoint error.
+    A :class:`tasks.common.errors.CheckpointError` (so a :class:`~tasks.common.errors.UserError`): the command-line
+    entry points print it as one line and exit with status 2.
     """
 
 
@@ -497,20 +499,23 @@ class StyleTransferNet(nn.Module):
         return self.style_norm(content_feat, style)
 
     @torch.no_grad()
-    def init_style_affines(self, style_images: Tensor) -> None:
-        """``sain`` only: set style i's affine (γ_i, β_i) to the relu4_1 (σ, μ) of ``style_images[i]`` so that,
-        with the shared affine at identity, the layer starts as AdaIN with that style (up to IN's biased variance).
+    def init_style_affines(self, style_images: Tensor, first: int = 0) -> None:
+        """``sain`` only: set style i's affine (γ_i, β_i) to the relu4_1 (σ, μ) of its image so that, with the shared
+        affine at identity, the layer starts as AdaIN with that style (up to IN's biased variance).
+
+        ``style_images[k]`` is style ``first + k``; call it chunk by chunk for a large style set.
         """
         if not self.conditional:
             raise ValueError(f"init_style_affines applies to 'sain' networks, this one uses {self.norm!r}")
-        if style_images.dim() != 4 or style_images.shape[0] != self.num_styles:
+        if style_images.dim() != 4 or first < 0 or first + style_images.shape[0] > self.num_styles:
             raise ValueError(
-                f"expected {self.num_styles} style images of shape (K, 3, H, W), got {tuple(style_images.shape)}"
+                f"expected style images (K, 3, H, W) for ids {first}.. below {self.num_styles}, got "
+                f"{tuple(style_images.shape)} from id {first}"
             )
         mean, std = sabn.calc_mean_std(self.encode(style_images))
-        c = FEATURE_CHANNELS
-        self.style_norm.embed.weight[:, :c] = std.flatten(1)
-        self.style_norm.embed.weight[:, c:] = mean.flatten(1)
+        c, rows = FEATURE_CHANNELS, slice(first, first + style_images.shape[0])
+        self.style_norm.embed.weight[rows, :c] = std.flatten(1).to(self.style_norm.embed.weight.dtype)
+        self.style_norm.embed.weight[rows, c:] = mean.flatten(1).to(self.style_norm.embed.weight.dtype)
 
     def forward(
         self, content: Tensor, style: Tensor, style_id: Condition | None = None, alpha: float = 1.0

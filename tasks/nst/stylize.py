@@ -1,5 +1,6 @@
 """Stylisation with a trained :class:`~tasks.nst.networks.StyleTransferNet`: content–style trade-off, style
-interpolation, colour preservation, and image file I/O.
+interpolation, colour preservation, and image file I/O. ``python -m tasks.nst.stylize content=... style=...`` is the
+command line (see :mod:`tasks.nst.stylize_cli`).
 
 Semantics follow pytorch-AdaIN's ``test.py``: images are RGB tensors in [0, 1] without mean/std normalisation;
 t = α·T + (1 − α)·φ(c) at relu4_1 with T the style norm's output; several styles are mixed by a weighted sum of
@@ -226,3 +227,9 @@ def stylize(
     feat = alpha * mixed + (1.0 - alpha) * content_feat
     out = net.decode(feat)[..., :h, :wd].clamp(0, 1)
     return out[0] if single else out
+
+
+if __name__ == "__main__":
+    from tasks.nst.stylize_cli import main
+
+    raise SystemExit(main())

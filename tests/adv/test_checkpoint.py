@@ -34,8 +34,11 @@ def same_outputs(a: PreActResNet18, b: PreActResNet18) -> bool:
         return all(torch.equal(a.eval()(x, branch=k), b.eval()(x, branch=k)) for k in (0, 1))
 
 
-def test_checkpoint_error_is_a_value_error():
-    assert issubclass(CheckpointError, ValueError)
+def test_checkpoint_error_is_the_suite_s_one_line_user_error():
+    from tasks.common import errors
+
+    assert issubclass(CheckpointError, errors.CheckpointError)
+    assert issubclass(CheckpointError, errors.UserError)
 
 
 @pytest.mark.parametrize("norm", ["bn", "auxbn", "saauxbn"])

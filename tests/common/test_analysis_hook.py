@@ -33,7 +33,7 @@ def step(model, x, y):
 def test_hook_logs_means_and_per_layer_values_when_due():
     model, x, y = model_and_batch()
     run = FakeRun()
-    hook = GradientAnalysis(OmegaConf.create({"every": 2, "per_layer_max": 32}), model, run, "G")
+    hook = GradientAnalysis(OmegaConf.create({"every": 2, "window": 1, "per_layer_max": 32}), model, run, "G")
     for s in (1, 2):
         model.zero_grad()
         with hook.measure(s):
@@ -48,8 +48,22 @@ def test_hook_logs_means_and_per_layer_values_when_due():
 def test_hook_off_records_nothing():
     model, x, y = model_and_batch()
     run = FakeRun()
-    hook = GradientAnalysis(OmegaConf.create({"every": 0, "per_layer_max": 32}), model, run, "G")
+    hook = GradientAnalysis(OmegaConf.create({"every": 0, "window": 1, "per_layer_max": 32}), model, run, "G")
     with hook.measure(10):
         assert not any(layer._recording for layer in sabn.conditional_layers(model))
         step(model, x, y).backward()
     assert run.rows == [] and all(layer._present is None for layer in sabn.conditional_layers(model))
+
+
+def test_window_sums_steps_with_one_condition_each():
+    model, x, _ = model_and_batch()
+    run = FakeRun()
+    hook = GradientAnalysis(OmegaConf.create({"every": 5, "window": 3, "per_layer_max": 32}), model, run, "net")
+    for s in range(1, 6):  # steps 3, 4, 5 are accumulated; each sees a single condition
+        model.zero_grad()
+        with hook.measure(s):
+            step(model, x, s % 3).backward()
+    assert [r[0] for r in run.rows] == [5]
+    row = run.rows[0][1]
+    assert "analysis/net/balance" in row and "analysis/net/diversity" in row
+    assert not any(layer._recording for layer in sabn.conditional_layers(model))

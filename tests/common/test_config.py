@@ -89,7 +89,7 @@ def test_cluster_launcher_config_composes():
     (["+exp=convnet_bn", "train.lrr=1"], "unknown config key 'train.lrr'"),
     (["+exp=convnet_bn", "scale=smoke", "data=cifar10", "data.root=missing_folder"], "CIFAR-10 not found"),
     (["+exp=convnet_bn", "scale=smoke", "device=cuda"], "no CUDA device is visible"),
-    (["+exp=convnet_bn", "scale=smoke", "norm=sabn"], "norm=sabn is not available for the cls task"),
+    (["+exp=convnet_bn", "scale=smoke", "norm=sabn"], "norm=sabn is not available for model convnet in the cls task"),
 ])
 def test_cli_user_errors_exit_2_with_one_line_and_no_traceback(cli, tmp_path: Path, args, message):
     try:

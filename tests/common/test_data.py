@@ -125,3 +125,14 @@ def test_norm_factory_builds_every_registered_norm_from_its_config():
         assert layer is not None
         if name in ("sabn", "saauxbn", "sain"):
             assert layer.shared_init_std == cfg.norm.shared_init_std
+
+
+def test_opening_an_epoch_leaves_the_global_rng_alone():
+    ds = build_dataset("digits", "", "test")
+    stream = BatchStream(ds, 50, DistEnv(), seed=0)
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    for _ in range(10):  # crosses epoch boundaries (7 batches per epoch)
+        next(stream)
+    assert torch.equal(torch.rand(3), expected)

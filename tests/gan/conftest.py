@@ -1,8 +1,9 @@
-"""Shared settings for the GAN tests."""
+"""Shared settings and fixtures for the GAN tests."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,3 +17,11 @@ def _single_cpu_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def stand_in_inception(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A labelled stand-in for the Inception weights (random weights, BN recalibrated), under a name of its own."""
+    from tasks.gan.inception import save_stand_in
+
+    return save_stand_in(tmp_path_factory.mktemp("inception") / "stand_in_fid_inception.pth", seed=0, batch=4)

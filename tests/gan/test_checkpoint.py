@@ -109,5 +109,8 @@ def test_dicts_without_generator_weights():
         load_generator_checkpoint([1, 2], generator(0))
 
 
-def test_checkpoint_error_is_a_value_error():
-    assert issubclass(CheckpointError, ValueError)
+def test_checkpoint_error_is_the_suites_one_line_user_error():
+    from tasks.common import errors
+
+    assert issubclass(CheckpointError, errors.CheckpointError)
+    assert issubclass(CheckpointError, errors.UserError)

@@ -1,10 +1,14 @@
-"""Shared fixtures of the style-transfer tests: a seeded stand-in encoder and small image batches."""
+"""Shared fixtures of the style-transfer tests: a seeded stand-in encoder, small image batches and the demo
+folders."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 import torch
 
+from tasks.nst.demo_data import ensure_demo_folders
 from tasks.nst.networks import Decoder, StyleTransferNet, VGGEncoder, load_vgg
 
 
@@ -37,3 +41,9 @@ def images():
         return (0.7 * fine + 0.3 * torch.rand(n, 3, h, w, generator=g)).clamp(0, 1)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo folders (scikit-image photos and textures, generated patterns), written once per session."""
+    return ensure_demo_folders(tmp_path_factory.mktemp("nst-demo") / "skimage")

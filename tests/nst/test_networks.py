@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 import sabn
+from tasks.common import errors
 from tasks.nst.networks import (
     ENCODER_LEN,
     CheckpointError,
@@ -205,6 +206,22 @@ def test_vgg_loader_errors_name_the_fix(tmp_path):
     torch.save([1, 2, 3], tmp_path / "list.pth")
     with pytest.raises(CheckpointError, match="not a state dict"):
         load_vgg(tmp_path / "list.pth")
+
+
+def test_weight_errors_are_the_suites_one_line_user_errors():
+    # the entry points print a UserError as one line and exit with status 2
+    assert issubclass(CheckpointError, errors.CheckpointError) and issubclass(CheckpointError, errors.UserError)
+
+
+def test_sain_affines_initialise_chunk_by_chunk(make_net, images):
+    styles = images(3, 32, 32, seed=5)
+    whole, chunked = make_net("sain", num_styles=3), make_net("sain", num_styles=3)
+    whole.init_style_affines(styles)
+    chunked.init_style_affines(styles[:2])
+    chunked.init_style_affines(styles[2:], first=2)
+    torch.testing.assert_close(chunked.style_norm.embed.weight, whole.style_norm.embed.weight)
+    with pytest.raises(ValueError, match="for ids 2.. below 3"):
+        chunked.init_style_affines(styles[:2], first=2)
 
 
 def test_official_decoder_keys_load_strictly(tmp_path, make_net):
