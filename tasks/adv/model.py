@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -31,7 +30,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import sabn
-from tasks.common import errors as common_errors
+from tasks.common.checkpoint import is_state_dict, load_file, state_dict_mismatches
+from tasks.common.errors import CheckpointError
 
 #: The norm variants of the paper's adversarial experiment.
 ADV_NORMS = ("bn", "auxbn", "saauxbn")
@@ -42,14 +42,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 #: (channels as a multiple of base_width, stride of the first block) per stage; two blocks per stage.
 _STAGES = ((1, 1), (2, 2), (4, 2), (8, 2))
 _BLOCKS_PER_STAGE = 2
-
-
-class CheckpointError(common_errors.CheckpointError):
-    """A checkpoint file is missing, unreadable, or does not fit the model; the message says which and why.
-
-    A :class:`tasks.common.errors.CheckpointError` (hence a ``UserError``): entry points print it as one line and
-    exit with status 2.
-    """
 
 
 class Normalize(nn.Module):
@@ -237,12 +229,6 @@ _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "net", "objects")
 _STRIP_PREFIXES = ("module.", "_orig_mod.")
 
 
-def _is_state_dict(obj: Any) -> bool:
-    return isinstance(obj, Mapping) and len(obj) > 0 and all(
-        isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items()
-    )
-
-
 def unwrap_state_dict(obj: Any, source: str = "checkpoint") -> dict[str, Tensor]:
     """The model state dict inside a loaded checkpoint object.
 
@@ -250,7 +236,7 @@ def unwrap_state_dict(obj: Any, source: str = "checkpoint") -> dict[str, Tensor]
     strips a ``module.`` (DataParallel/DDP) or ``_orig_mod.`` (torch.compile) prefix shared by every key.
     """
     seen = 0
-    while not _is_state_dict(obj):
+    while not is_state_dict(obj):
         if not isinstance(obj, Mapping) or seen > 4:
             raise CheckpointError(f"{source} holds no state dict (got {type(obj).__name__})")
         key = next((k for k in _WRAPPER_KEYS if k in obj), None)
@@ -267,21 +253,7 @@ def unwrap_state_dict(obj: Any, source: str = "checkpoint") -> dict[str, Tensor]
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Tensor]:
     """Read a model state dict from ``path`` (``torch.load(weights_only=True)`` onto the CPU), unwrapped."""
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint path is not a file: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for truncated, corrupt or unsafe files
-        text = str(e).strip()
-        if "weights_only" in text or "Weights only load failed" in text:
-            reason = "it holds pickled objects other than tensors (a whole pickled model?); save model.state_dict()"
-        else:
-            reason = f"{type(e).__name__}: {text.splitlines()[0][:200] if text else 'no details'}"
-        raise CheckpointError(f"cannot read checkpoint {path}: {reason}") from e
-    return unwrap_state_dict(obj, source=f"checkpoint {path}")
+    return unwrap_state_dict(load_file(path, "checkpoint"), source=f"checkpoint {path}")
 
 
 def detect_layout(state_dict: Mapping[str, Tensor]) -> dict[str, Any] | None:
@@ -349,9 +321,7 @@ def check_fits(model: PreActResNet18, state_dict: Mapping[str, Tensor], source: 
                 expected[k] = (v.shape[0] - 1, c2)
             else:
                 expected[k] = tuple(v.shape)
-    missing = [k for k in expected if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in expected]
-    wrong = [k for k in expected if k in state_dict and tuple(state_dict[k].shape) != expected[k]]
+    missing, unexpected, wrong = state_dict_mismatches(state_dict, expected)
     if not (missing or unexpected or wrong):
         return
     hint = "" if all(layout[k] == ours[k] for k in ours) else f"; build the model with {_describe(layout)}"

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import random
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -54,16 +56,47 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
         os.close(fd)
 
 
-def load_file(path: str | os.PathLike, what: str = "checkpoint") -> Any:
-    """``torch.load(path, weights_only=True)`` onto the CPU, with one-line errors for missing or unreadable files."""
-    path = Path(path)
+def load_file(path: str | os.PathLike, what: str = "checkpoint file", fix: str = "") -> Any:
+    r"""``torch.load(path, weights_only=True)`` onto the CPU, with one-line :class:`CheckpointError`\ s for a missing,
+    non-file or unreadable path. ``what`` names the file's role in the messages; ``fix`` (if given) is appended as
+    ``— <fix>`` (how to get a good file)."""
+    path = Path(path).expanduser()
+    tail = f" — {fix}" if fix else ""
+    if not path.exists():
+        raise CheckpointError(f"{what} not found: {path}{tail}")
     if not path.is_file():
-        raise CheckpointError(f"{what} file not found: {path} (check the path)")
+        raise CheckpointError(f"{what} is not a file: {path}{tail}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for truncated/corrupt/unsafe files
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"cannot read {what} {path}: {reason[:200]}") from e
+        raise CheckpointError(f"cannot read {what} {path}: {_unreadable_reason(e)}{tail}") from e
+
+
+def _unreadable_reason(e: Exception) -> str:
+    text = str(e).strip()
+    if isinstance(e, pickle.UnpicklingError) or "weights_only" in text or "Weights only load failed" in text:
+        # torch's own text advises weights_only=False, which is not the fix for a foreign or broken file
+        return ("corrupt or not a plain tensor state dict: it holds pickled objects other than tensors, or is damaged "
+                "(torch.load with weights_only=True refused it; save model.state_dict())")
+    return f"corrupt or truncated ({type(e).__name__}: {text.splitlines()[0][:200] if text else 'no details'})"
+
+
+def state_dict_mismatches(state: Mapping[str, Any], expected: Mapping[str, tuple[int, ...]]
+                          ) -> tuple[list[str], list[str], list[str]]:
+    """(missing, unexpected, wrong-shape) keys of ``state`` against ``expected`` key → shape, in key order; a
+    non-tensor entry counts as a wrong shape."""
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [k for k, shape in expected.items() if k in state
+             and (not isinstance(state[k], torch.Tensor) or tuple(state[k].shape) != tuple(shape))]
+    return missing, unexpected, wrong
+
+
+def is_state_dict(obj: Any) -> bool:
+    """A non-empty mapping of names to tensors."""
+    return isinstance(obj, Mapping) and len(obj) > 0 and all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
+    )
 
 
 # --- RNG state ------------------------------------------------------------------------------------------------

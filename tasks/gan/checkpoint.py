@@ -20,44 +20,18 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
-from tasks.common import errors
+from tasks.common.checkpoint import is_state_dict, load_file, state_dict_mismatches
+from tasks.common.errors import CheckpointError
 
 #: Where wrapped generator weights are looked for, in order of preference (EMA first).
 GENERATOR_KEYS = (
     "avg_gen_state_dict", "gen_ema", "G_ema", "ema", "generator_ema",
     "gen_state_dict", "generator", "G", "netG", "state_dict", "model",
 )
-
-
-class CheckpointError(errors.CheckpointError):
-    """A generator checkpoint is missing, unreadable, or does not fit the model (a user error: one line, exit 2)."""
-
-
-def _is_state_dict(obj: Any) -> bool:
-    return (
-        isinstance(obj, Mapping)
-        and len(obj) > 0
-        and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items())
-    )
-
-
-def _read(path: Path) -> Any:
-    if not path.exists():
-        raise CheckpointError(f"generator checkpoint not found: {path}")
-    if not path.is_file():
-        raise CheckpointError(f"generator checkpoint is not a file: {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for truncated, corrupt or non-tensor pickles
-        text = str(e).strip()
-        reason = text.splitlines()[0][:200] if text else type(e).__name__
-        raise CheckpointError(f"cannot read generator checkpoint {path}: {reason}") from e
 
 
 def find_generator_state_dict(obj: Any, key: str | None = None,
@@ -67,10 +41,10 @@ def find_generator_state_dict(obj: Any, key: str | None = None,
     if key is not None:
         if not isinstance(obj, Mapping) or key not in obj:
             raise CheckpointError(f"{where} has no entry {key!r}")
-        if not _is_state_dict(obj[key]):
+        if not is_state_dict(obj[key]):
             raise CheckpointError(f"{where}[{key!r}] is not a state dict of tensors")
         return key, obj[key]
-    if _is_state_dict(obj):
+    if is_state_dict(obj):
         return None, obj
     if isinstance(obj, Mapping):
         containers = [obj]
@@ -78,7 +52,7 @@ def find_generator_state_dict(obj: Any, key: str | None = None,
             containers.append(obj["objects"])
         for container in containers:
             for name in GENERATOR_KEYS:
-                if _is_state_dict(container.get(name)):
+                if is_state_dict(container.get(name)):
                     return name, container[name]
         keys = ", ".join(map(str, list(obj)[:12]))
         raise CheckpointError(f"{where} holds no generator state dict (top-level keys: {keys}); pass key=...")
@@ -112,13 +86,9 @@ def _examples(items: list[str], n: int = 3) -> str:
 
 
 def _check_fit(sd: Mapping[str, Tensor], model: nn.Module, where: str) -> None:
-    own = model.state_dict()
-    missing = [k for k in own if k not in sd]
-    unexpected = [k for k in sd if k not in own]
-    shapes = [
-        f"{k} {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in own if k in sd and sd[k].shape != own[k].shape
-    ]
+    own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    missing, unexpected, wrong = state_dict_mismatches(sd, own)
+    shapes = [f"{k} {tuple(sd[k].shape)} vs model {own[k]}" for k in wrong]
     problems = []
     if missing:
         problems.append(f"missing keys: {_examples(missing)}")
@@ -140,7 +110,7 @@ def load_generator_checkpoint(
     with ``strict=True``; returns ``model``. ``key`` names the entry of a wrapping dict to use."""
     if isinstance(source, (str, os.PathLike)):
         where = str(source)
-        obj = _read(Path(source))
+        obj = load_file(source, "generator checkpoint")
     else:
         where = "the given checkpoint"
         obj = source

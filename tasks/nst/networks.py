@@ -17,7 +17,6 @@ and labels it a stand-in (:class:`EncoderInfo`); nothing computed with it says a
 from __future__ import annotations
 
 import math
-import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -29,19 +28,8 @@ from torch import Tensor, nn
 
 import sabn
 from sabn import Condition
-from tasks.common import errors
-
-# ---------------------------------------------------------------------------------------------------------------
-# Errors
-
-
-class CheckpointError(errors.CheckpointError):
-    """A weights file is missing, unreadable or does not fit the network; the message names the fix.
-
-    A :class:`tasks.common.errors.CheckpointError` (so a :class:`~tasks.common.errors.UserError`): the command-line
-    entry points print it as one line and exit with status 2.
-    """
-
+from tasks.common.checkpoint import load_file, state_dict_mismatches
+from tasks.common.errors import CheckpointError
 
 VGG_URL = "https://github.com/naoto0804/pytorch-AdaIN/releases/tag/v0.0.0"
 
@@ -181,24 +169,9 @@ def read_state_dict(path: str | Path, what: str, fix: str) -> dict[str, Tensor]:
 
     ``what`` names the file's role ("VGG encoder weights"), ``fix`` says how to get a good one.
     """
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise CheckpointError(f"{what} not found at {str(p)!r} — {fix}")
-    try:
-        obj = torch.load(p, weights_only=True, map_location="cpu")
-    except pickle.UnpicklingError as e:
-        # torch's own text here advises weights_only=False, which is not the fix for a foreign or broken file.
-        raise CheckpointError(
-            f"{what} at {str(p)!r} is corrupt or not a plain tensor state dict (torch.load with weights_only=True "
-            f"refused it) — {fix}"
-        ) from e
-    except Exception as e:  # torch raises many types for bad files (zip, EOF, runtime)
-        detail = str(e).strip().splitlines()[0].split(". ")[0] if str(e).strip() else ""
-        raise CheckpointError(
-            f"{what} at {str(p)!r} cannot be read ({type(e).__name__}: {detail[:200]}) — {fix}"
-        ) from e
+    obj = load_file(path, what, fix)
     if not isinstance(obj, Mapping):
-        raise CheckpointError(f"{what} at {str(p)!r} is a {type(obj).__name__}, not a state dict — {fix}")
+        raise CheckpointError(f"{what} {path} is a {type(obj).__name__}, not a state dict — {fix}")
     return dict(obj)
 
 
@@ -209,13 +182,8 @@ def _shape(t: object) -> str:
 def _check_layout(state: Mapping[str, object], expected: Mapping[str, Tensor], what: str, fix: str) -> None:
     """Raise a one-line :class:`CheckpointError` unless ``state`` has exactly ``expected``'s keys with the same
     shapes."""
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    wrong = [
-        f"{k} {_shape(state[k])} instead of {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in state and (not isinstance(state[k], Tensor) or state[k].shape != v.shape)
-    ]
+    missing, unexpected, wrong_keys = state_dict_mismatches(state, {k: tuple(v.shape) for k, v in expected.items()})
+    wrong = [f"{k} {_shape(state[k])} instead of {tuple(expected[k].shape)}" for k in wrong_keys]
     problems = []
     for label, items in (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", wrong)):
         if items:
